@@ -1,0 +1,1 @@
+"""One module per DVC stage; shared building blocks live in :mod:`stages.core`."""

@@ -1,0 +1,1 @@
+"""Building blocks shared by the stages: data, splits, models, training."""
