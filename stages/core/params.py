@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from stages.core.acquisition import IDX_FILES
+from stages.core.names import ACTIVATIONS, INITIALIZERS, OPTIMIZERS, SCHEDULES, TUNERS
 
 PARAMS_PATH = Path("params.yaml")
 
@@ -164,6 +165,45 @@ def mapping_of(key_check: Check, value_check: Check) -> Check:
     return check
 
 
+class Defaulted:
+    """A key that may be left out of ``params.yaml``; it then takes ``value``."""
+
+    def __init__(self, check: Check, value: Any) -> None:
+        self.check, self.value = check, value
+
+    def __call__(self, value: Any, key: str) -> Any:
+        return self.check(value, key)
+
+
+def defaulted(check: Check, value: Any) -> Defaulted:
+    """``check`` for a key that may be omitted, with ``value`` as its default."""
+    return Defaulted(check, value)
+
+
+def section(schema: Mapping[str, Any]) -> Check:
+    """A nested schema usable where a check is expected (inside lists or mappings)."""
+
+    def check(value: Any, key: str) -> dict:
+        return validate(schema, value, key)
+
+    return check
+
+
+def interval(inner: Check, *, with_step: bool = False) -> Check:
+    """A ``{min: .., max: ..}`` mapping (and ``step`` if asked) with min <= max."""
+    schema = {"min": inner, "max": inner} | ({"step": inner} if with_step else {})
+
+    def check(value: Any, key: str) -> dict:
+        checked = validate(schema, value, key)
+        if checked["min"] > checked["max"]:
+            raise ParamsError(
+                f"{key}.min must not exceed {key}.max, got {checked['min']} > {checked['max']}"
+            )
+        return checked
+
+    return check
+
+
 def validate(schema: Mapping[str, Any], values: Any, prefix: str = "") -> dict:
     """Check ``values`` against a nested ``schema`` of checks; return the checked copy."""
     where = prefix or "params.yaml"
@@ -179,6 +219,9 @@ def validate(schema: Mapping[str, Any], values: Any, prefix: str = "") -> dict:
     checked = {}
     for name, rule in schema.items():
         key = f"{prefix}.{name}" if prefix else name
+        if name not in values and isinstance(rule, Defaulted):
+            checked[name] = rule.value
+            continue
         if name not in values:
             raise ParamsError(f"{key} is missing from params.yaml; add it (see the README)")
         value = values[name]
@@ -189,6 +232,43 @@ def validate(schema: Mapping[str, Any], values: Any, prefix: str = "") -> dict:
 
 
 SHA256 = string(r"[0-9a-f]{64}", "a SHA-256 in 64 lowercase hexadecimal digits")
+
+POSITIVE = number(0, exclusive_minimum=True)
+FRACTION = number(0, 1, exclusive_maximum=True)  # [0, 1)
+PROBABILITY = number(0, 1, exclusive_minimum=True)  # (0, 1]
+NAME = string(r"[a-z][a-z0-9_]*", "a name of lowercase letters, digits and '_'")
+
+MODEL = {
+    "n_hidden": integer(1, 100),
+    "n_neurons": integer(1, 100_000),
+    "activation": choice(*ACTIVATIONS),
+    "kernel_initializer": choice(*INITIALIZERS),
+    "batch_norm": defaulted(boolean(), False),
+    "dropout_rate": defaulted(FRACTION, 0.0),
+    "l1": defaulted(number(0), 0.0),
+    "l2": defaulted(number(0), 0.0),
+    "max_norm": defaulted(optional(POSITIVE), None),
+}
+OPTIMIZER = {
+    "name": choice(*OPTIMIZERS),
+    "learning_rate": POSITIVE,
+    "momentum": defaulted(FRACTION, 0.9),
+    "beta_1": defaulted(FRACTION, 0.9),
+    "beta_2": defaulted(FRACTION, 0.999),
+    "clipnorm": defaulted(optional(POSITIVE), None),
+    "clipvalue": defaulted(optional(POSITIVE), None),
+    "schedule": defaulted(choice(*SCHEDULES), "none"),
+    "decay_steps": defaulted(integer(1), 10_000),
+    "decay_rate": defaulted(POSITIVE, 0.1),
+    "boundaries": defaulted(list_of(integer(1)), []),
+    "values": defaulted(list_of(POSITIVE), []),
+    "plateau_factor": defaulted(number(0, 1, exclusive_minimum=True, exclusive_maximum=True), 0.5),
+    "plateau_patience": defaulted(integer(0), 5),
+}
+EARLY_STOPPING = {
+    "epochs": integer(1, 100_000),
+    "patience": optional(integer(1)),  # null: no early stopping
+}
 
 SCHEMA: dict[str, Any] = {
     "base": {"seed": integer(0, 2**32 - 1)},
@@ -205,6 +285,37 @@ SCHEMA: dict[str, Any] = {
         "validation_size": integer(1),
         "digits_5_9": {"per_class": integer(1), "validation_per_class": integer(1)},
         "pairs": {"split1_size": integer(1), "split2_per_class": integer(1)},
+    },
+    "pretrain": {
+        "model": MODEL,
+        "optimizer": OPTIMIZER,
+        "training": {**EARLY_STOPPING, "batch_size": integer(1)},
+    },
+    "tune": {
+        "tuner": choice(*TUNERS),
+        "max_trials": integer(1),
+        "max_epochs": integer(1),
+        "hyperband_factor": integer(2),
+        "time_limit_minutes": POSITIVE,
+        "trial_patience": integer(1),
+        "kernel_initializer": choice(*INITIALIZERS),
+        "space": {
+            "n_hidden": interval(integer(1, 100)),
+            "n_neurons": interval(integer(1, 100_000), with_step=True),
+            "activation": list_of(choice(*ACTIVATIONS), min_length=1),
+            "learning_rate": interval(POSITIVE),
+            "batch_size": list_of(integer(1), min_length=1),
+            "optimizer": list_of(choice(*OPTIMIZERS), min_length=1),
+            "beta_1": interval(FRACTION),
+            "beta_2": list_of(FRACTION, min_length=1),
+        },
+        "final": EARLY_STOPPING,
+    },
+    "regularize": {
+        "base": choice("tune", "pretrain"),
+        "threshold": PROBABILITY,
+        "training": EARLY_STOPPING,
+        "variants": mapping_of(NAME, section({"batch_norm": boolean(), "dropout_rate": FRACTION})),
     },
 }
 
