@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run test test-slow lint clean
+.PHONY: install run test test-slow lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -26,6 +26,9 @@ test: install
 
 test-slow: install
 	python -m pytest -m slow
+
+bench: install
+	python -m bench.fit_speed
 
 lint: install
 	ruff check .

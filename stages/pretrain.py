@@ -45,6 +45,7 @@ def run(
         epochs=training["epochs"],
         batch_size=training["batch_size"],
         patience=training["patience"],
+        monitor=training["monitor"],
         run_dir=run_dir or run_directory("pretrain", params, seed),
         live_dir=live_dir,
         seed=seed,

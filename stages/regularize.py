@@ -62,6 +62,7 @@ def run(
         epochs=training["epochs"],
         batch_size=base["batch_size"],
         patience=training["patience"],
+        monitor=training["monitor"],
         run_dir=run_dir or run_directory("regularize", variant, params, base, seed),
         live_dir=live_dir if live_dir is not None else METRICS_DIR / variant,
         seed=seed,

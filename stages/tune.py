@@ -55,7 +55,7 @@ def run(
     import keras
 
     from stages.core import tuning
-    from stages.core.experiment import build_model, run_directory, train_classifier
+    from stages.core.experiment import build_model, fingerprint, run_directory, train_classifier
 
     split = load_npz(data_path)
     n_outputs = len(split["class_names"])
@@ -103,7 +103,8 @@ def run(
         epochs=final["epochs"],
         batch_size=chosen["batch_size"],
         patience=final["patience"],
-        run_dir=search_dir / "final",
+        monitor=final["monitor"],
+        run_dir=search_dir / f"final-{fingerprint(final, seed)}",
         live_dir=live_dir,
         seed=seed,
     )

@@ -92,7 +92,7 @@ def test_pretrain_trains_saves_and_reports(tmp_path: Path, split_path: Path) -> 
 
 def regularize_params() -> dict:
     params = shipped("regularize")
-    params["training"] = {"epochs": 3, "patience": 2}
+    params["training"].update({"epochs": 3, "patience": 2})
     return params
 
 

@@ -23,11 +23,16 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def fingerprint(*configuration: object) -> str:
+    """Twelve hexadecimal digits that change whenever ``configuration`` changes."""
+    text = json.dumps(configuration, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def run_directory(stage: str, *configuration: object) -> Path:
     """``runs/<stage>/<fingerprint>``: where an interrupted run of this exact
     configuration left its backup, so that a changed parameter never resumes a stale run."""
-    text = json.dumps(configuration, sort_keys=True, default=str)
-    return RUNS_DIR / stage / hashlib.sha256(text.encode()).hexdigest()[:12]
+    return RUNS_DIR / stage / fingerprint(*configuration)
 
 
 def build_model(model_params: dict, n_outputs: int, name: str | None = None) -> keras.Model:
@@ -70,8 +75,12 @@ def train_classifier(
     run_dir: Path,
     live_dir: Path | None,
     seed: int,
+    monitor: str = "val_accuracy",
 ) -> tuple[FitResult, dict]:
     """Compile, fit with early stopping on the split's validation part, and score.
+
+    Early stopping watches ``monitor`` (``val_accuracy`` or ``val_loss``) and restores
+    the weights of its best epoch.
 
     Returns the fit's result and the metrics every classification stage reports:
     ``train``/``val``/``test`` accuracy and macro precision, ``best_epoch``, ``epochs``,
@@ -91,6 +100,7 @@ def train_classifier(
         live_dir=live_dir,
         extra_callbacks=callbacks,
         seed=seed,
+        monitor=monitor,
     )
     best = result.best_epoch - 1
     metrics = {

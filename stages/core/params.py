@@ -268,6 +268,7 @@ OPTIMIZER = {
 EARLY_STOPPING = {
     "epochs": integer(1, 100_000),
     "patience": optional(integer(1)),  # null: no early stopping
+    "monitor": defaulted(choice("val_accuracy", "val_loss"), "val_accuracy"),
 }
 
 SCHEMA: dict[str, Any] = {
